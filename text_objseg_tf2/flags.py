@@ -1,0 +1,32 @@
+"""absl flag definers shared by the experiment scripts.
+
+Nothing is defined at import time: each script calls the definers it needs, with the defaults
+of the original script's "Parameters" block.
+"""
+
+import os
+
+from absl import flags
+
+
+def define_gpu_flag():
+    """`--gpu_id`, the original scripts' positional GPU argument."""
+    flags.DEFINE_string("gpu_id", None,
+                        "GPU to use (sets CUDA_VISIBLE_DEVICES); the original scripts took it "
+                        "as their first argument. Default: leave the environment as it is.")
+
+
+def apply_gpu_flag(gpu_id):
+    """Sets CUDA_VISIBLE_DEVICES from `--gpu_id` (call before TensorFlow touches a device)."""
+    if gpu_id is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_id)
+
+
+def define_model_size_flags(T=20, num_vocab=8803, embed_dim=1000, lstm_dim=1000,
+                            mlp_hidden_dims=500):
+    """The original's model-size parameters (read from the weights where a checkpoint is given)."""
+    flags.DEFINE_integer("T", T, "Number of words per sentence (left-padded / truncated).")
+    flags.DEFINE_integer("num_vocab", num_vocab, "Vocabulary size.")
+    flags.DEFINE_integer("embed_dim", embed_dim, "Word embedding size.")
+    flags.DEFINE_integer("lstm_dim", lstm_dim, "LSTM hidden size.")
+    flags.DEFINE_integer("mlp_hidden_dims", mlp_hidden_dims, "Classifier hidden size.")
