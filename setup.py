@@ -28,6 +28,7 @@ setup(
     entry_points={
         "console_scripts": [
             "text_objseg_predict=text_objseg_tf2.predict:run",
+            "text_objseg_convert=text_objseg_tf2.convert:run",
         ]
     },
 )
