@@ -726,7 +726,7 @@ def build_batches(kind, *, image_dir, query_file, vocab_file, data_folder, data_
                   mask_dir=None, input_H=512, input_W=512, bbox_proposal_dir=None,
                   bbox_file=None, imcrop_file=None, imsize_file=None, pos_iou=0.7,
                   neg_iou=1e-6, neg_to_pos_ratio=1.0, num_workers=1, skip_bad_samples=False,
-                  progress=True, max_new_batches=None):
+                  progress=True, max_new_batches=None, max_batches=None):
     """Write the training batch files of the original builder `kind` ('seg' or 'det').
 
     Arguments are the original scripts' parameters (seg: mask_dir, input_H, input_W; det:
@@ -734,6 +734,8 @@ def build_batches(kind, *, image_dir, query_file, vocab_file, data_folder, data_
     neg_to_pos_ratio). Existing complete batch files of the same build (checked against the
     manifest `<data_prefix>_manifest.json`) are kept; missing or damaged ones are (re)built.
     `max_new_batches` stops after building that many (chunked runs; tests of resume).
+    `max_batches` builds only batches `0 .. max_batches - 1` (a random subset of the samples,
+    since they are shuffled first; for short runs that read no more).
     Returns a BuildReport.
     """
     if kind not in ("seg", "det"):
@@ -797,6 +799,8 @@ def build_batches(kind, *, image_dir, query_file, vocab_file, data_folder, data_
                               "query_file": query_file, "vocab_file": vocab_file}}
         todo = _prepare_folder(data_folder, data_prefix, manifest, spec)
         num_existing = num_batch - len(todo)
+        if max_batches is not None:
+            todo = [n for n in todo if n < max_batches]
         if max_new_batches is not None:
             todo = todo[:max_new_batches]
 
