@@ -86,6 +86,7 @@ def make_synthetic_referit(
     num_proposals=100,
     jpeg_quality=90,
     val_fraction=0.1,
+    background_clutter=1.0,
     progress=True,
 ):
     """Write a synthetic mini-ReferIt under `output_dir`; return a summary dict.
@@ -107,6 +108,8 @@ def make_synthetic_referit(
       num_proposals: maximum EdgeBox-style proposals per image (the release keeps the top 100).
       jpeg_quality: Pillow JPEG quality (fixed, so the bytes are deterministic).
       val_fraction: fraction of trainval images listed in the train/val sub-splits.
+      background_clutter: scale of the background's tint, blotches and noise (0: flat grey
+        with no lines), for runs whose VGG features are random rather than pretrained.
       progress: show a tqdm bar.
 
     Returns:
@@ -141,7 +144,7 @@ def make_synthetic_referit(
         width, height = _image_size(rng, image_size, max_aspect)
         objects = _layout_objects(rng, width, height, min_objects, max_objects,
                                   big_scale, small_scale, is_grey)
-        image = _render(rng, width, height, objects, is_grey)
+        image = _render(rng, width, height, objects, is_grey, background_clutter)
         _atomic_write(os.path.join(image_dir, imname), _jpeg_bytes(image, jpeg_quality))
 
         _assign_attributes(objects, is_grey)
@@ -330,21 +333,24 @@ def _shape_mask(shape, box, width, height):
     return np.asarray(canvas) > 0
 
 
-def _render(rng, width, height, objects, is_grey):
-    """Background: tinted grey, low-frequency blotches, faint lines, pixel noise."""
+def _render(rng, width, height, objects, is_grey, clutter=1.0):
+    """Background: tinted grey, low-frequency blotches, faint lines, pixel noise (all scaled
+    by `clutter`; the random draws are the same whatever its value)."""
     base = rng.uniform(175, 215) if is_grey else rng.uniform(70, 190)
     tint = rng.normal(0, 10, size=3)
     coarse = rng.normal(0, 22, size=(4, 4, 3))
     blotch = np.stack([np.asarray(Image.fromarray(coarse[..., c].astype(np.float32), "F")
                                   .resize((width, height), Image.BILINEAR))
                        for c in range(3)], axis=-1)
-    image = base + tint + blotch + rng.normal(0, 8, size=(height, width, 3))
+    image = base + clutter * (tint + blotch + rng.normal(0, 8, size=(height, width, 3)))
     canvas = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(canvas)
     for _ in range(int(rng.integers(2, 6))):
         grey = int(np.clip(base + rng.normal(0, 35), 0, 255))
         pts = [(float(rng.uniform(0, width)), float(rng.uniform(0, height))) for _ in range(2)]
-        draw.line(pts, fill=(grey, grey, grey), width=int(rng.integers(1, 3)))
+        line_width = int(rng.integers(1, 3))
+        if clutter > 0:
+            draw.line(pts, fill=(grey, grey, grey), width=line_width)
     image = np.asarray(canvas).astype(np.float64)
     for obj in objects:  # flat colour, a soft linear shading and pixel noise
         color = np.array(COLORS[obj.color], np.float64) + np.clip(rng.normal(0, 10, 3), -20, 20)
