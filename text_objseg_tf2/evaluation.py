@@ -499,6 +499,18 @@ def _select_images(flat, max_images):
 # Segmentation
 # ---------------------------------------------------------------------------------------------
 
+def _prepare_queries(query_file, bbox_file, imcrop_file, imsize_file, vocab_file, T,
+                     max_images, skip_bad_samples):
+    """Annotations -> (imsize_dict, flat queries of the selected images, word ids, skipped)."""
+    query_dict, bbox_dict, imcrop_dict, imsize_dict = load_annotations(
+        query_file, bbox_file, imcrop_file, imsize_file)
+    vocab_dict = text_processing.load_vocab_dict_from_file(vocab_file)
+    flat = _select_images(flatten_queries(query_dict, bbox_dict, imcrop_dict), max_images)
+    skipped = []
+    ids = _tokenize(flat, vocab_dict, T, skip_bad_samples, skipped)
+    return imsize_dict, flat, ids, skipped
+
+
 def _seg_query_record(query, pred_raw, im, mask_path, visualize_path):
     """Post-processing of one query (worker thread): the original's metric steps."""
     labels = util_io.load_referit_gt_mask(mask_path)
@@ -576,13 +588,9 @@ def evaluate_seg(model, *, image_dir, mask_dir, query_file, bbox_file, imcrop_fi
     for name, v in (("input_H", input_H), ("input_W", input_W)):
         if int(v) <= 0 or int(v) % 32:
             raise ValueError(f"{name} must be a positive multiple of 32, got {v}")
-    query_dict, bbox_dict, imcrop_dict, imsize_dict = load_annotations(
-        query_file, bbox_file, imcrop_file, imsize_file)
-    vocab_dict = text_processing.load_vocab_dict_from_file(vocab_file)
-    flat = _select_images(flatten_queries(query_dict, bbox_dict, imcrop_dict), max_images)
-
-    skipped = []
-    ids = _tokenize(flat, vocab_dict, T, skip_bad_samples, skipped)
+    imsize_dict, flat, ids, skipped = _prepare_queries(
+        query_file, bbox_file, imcrop_file, imsize_file, vocab_file, T, max_images,
+        skip_bad_samples)
     image_paths = {imname: os.path.join(image_dir, imname) for imname, _ in flat}
     mask_paths = {q.index: os.path.join(mask_dir, q.imcrop_name + ".mat")
                   for _, queries in flat for q in queries}
@@ -707,13 +715,9 @@ def evaluate_det(model, *, image_dir, bbox_proposal_dir, query_file, bbox_file, 
       dict: "recall@1", "recall@10", "recall@100", "num_queries", "num_images",
       "num_skipped", "skipped", "seconds", "queries_per_second", "settings", "per_query".
     """
-    query_dict, bbox_dict, imcrop_dict, imsize_dict = load_annotations(
-        query_file, bbox_file, imcrop_file, imsize_file)
-    vocab_dict = text_processing.load_vocab_dict_from_file(vocab_file)
-    flat = _select_images(flatten_queries(query_dict, bbox_dict, imcrop_dict), max_images)
-
-    skipped = []
-    ids = _tokenize(flat, vocab_dict, T, skip_bad_samples, skipped)
+    imsize_dict, flat, ids, skipped = _prepare_queries(
+        query_file, bbox_file, imcrop_file, imsize_file, vocab_file, T, max_images,
+        skip_bad_samples)
     image_paths = {imname: os.path.join(image_dir, imname) for imname, _ in flat}
     proposal_paths = {imname: os.path.join(bbox_proposal_dir, imname[:-4] + ".txt")
                       for imname, _ in flat}
