@@ -225,26 +225,27 @@ class _Training:
             convnet_params="" if s.synthetic else s.convnet_params,
             data_folder=self.batch_dirs["det"], data_prefix="det",
             snapshot=s.det_max_iter, snapshot_file=self.path("det_iter_%d.weights.h5")))
-        lowres_init = self.path("seg_lowres_init.weights.h5")
-        self.steps.run(f"{self.tag}init low-res from det", lowres_init,
-                       lambda: init_models.init_seg_lowres_from_det(det, lowres_init))
-        lowres = self.path(f"seg_lowres_iter_{s.lowres_max_iter}.weights.h5")
-        self.steps.run(f"{self.tag}train low-res", lowres, lambda: self._train(
-            "seg_lowres", N=s.seg_N, input_H=s.input_H, input_W=s.input_W,
-            max_iter=s.lowres_max_iter, lr_decay_step=s.lowres_lr_decay_step,
-            pretrained_model=lowres_init, data_folder=self.batch_dirs["seg"], data_prefix="seg",
-            snapshot=s.lowres_max_iter, snapshot_file=self.path("seg_lowres_iter_%d.weights.h5")))
-        highres_init = self.path("seg_highres_init.weights.h5")
-        self.steps.run(f"{self.tag}init high-res from low-res", highres_init,
-                       lambda: init_models.init_seg_highres_from_lowres(lowres, highres_init))
-        highres = self.path(f"seg_highres_iter_{s.highres_max_iter}.weights.h5")
-        self.steps.run(f"{self.tag}train high-res", highres, lambda: self._train(
-            "seg_highres", N=s.seg_N, input_H=s.input_H, input_W=s.input_W,
-            max_iter=s.highres_max_iter, lr_decay_step=s.highres_lr_decay_step,
-            pretrained_model=highres_init, data_folder=self.batch_dirs["seg"],
-            data_prefix="seg", snapshot=s.highres_max_iter,
-            snapshot_file=self.path("seg_highres_iter_%d.weights.h5")))
+        lowres = self._seg_stage("seg_lowres", "low-res", det, init_models.init_seg_lowres_from_det,
+                                 s.lowres_max_iter, s.lowres_lr_decay_step, "det")
+        highres = self._seg_stage("seg_highres", "high-res", lowres,
+                                  init_models.init_seg_highres_from_lowres,
+                                  s.highres_max_iter, s.highres_lr_decay_step, "low-res")
         return det, highres
+
+    def _seg_stage(self, stage, label, previous, init_fn, max_iter, lr_decay_step,
+                   previous_label):
+        """Initialises `stage` from the previous stage's weights, then trains it."""
+        s = self.s
+        init = self.path(f"{stage}_init.weights.h5")
+        self.steps.run(f"{self.tag}init {label} from {previous_label}", init,
+                       lambda: init_fn(previous, init))
+        out = self.path(f"{stage}_iter_{max_iter}.weights.h5")
+        self.steps.run(f"{self.tag}train {label}", out, lambda: self._train(
+            stage, N=s.seg_N, input_H=s.input_H, input_W=s.input_W, max_iter=max_iter,
+            lr_decay_step=lr_decay_step, pretrained_model=init,
+            data_folder=self.batch_dirs["seg"], data_prefix="seg", snapshot=max_iter,
+            snapshot_file=self.path(f"{stage}_iter_%d.weights.h5")))
+        return out
 
     def evaluate_seg(self, highres, query_file, name):
         from text_objseg_tf2 import evaluation
