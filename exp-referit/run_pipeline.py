@@ -28,11 +28,14 @@ _HELP = {
     "num_train_images": "Synthetic: trainval images.",
     "num_test_images": "Synthetic: test images.",
     "num_proposals": "Synthetic: EdgeBox-style proposals per image.",
+    "background_clutter": "Synthetic: background texture (0: flat grey; 1: tinted blotches, "
+                          "lines and noise).",
     "seed": "Seed of the synthetic data and of training.",
     "image_dir": "Real data: ReferIt images.",
     "mask_dir": "Real data: ReferIt masks.",
     "data_dir": "Real data: folder of the annotation files and proposals (exp-referit/data).",
-    "convnet_params": "Real data: VGG-16 parameters the det stage starts from.",
+    "convnet_params": "Real data: VGG-16 parameters the det stage starts from (--synthetic "
+                      "writes and uses a hand-set colour stand-in instead).",
     "T": "Words per expression.",
     "input_H": "Segmentation input height (multiple of 32).",
     "input_W": "Segmentation input width (multiple of 32).",
@@ -48,13 +51,18 @@ _HELP = {
     "lowres_lr_decay_step": "Low-res learning-rate decay step.",
     "highres_lr_decay_step": "High-res learning-rate decay step.",
     "start_lr": "Initial learning rate of every stage.",
-    "det_fix_convnet": "Det stage: keep all of VGG fixed (the original); false trains fc6-fc8.",
+    "seg_fix_convnet": "Segmentation stages: keep all of VGG fixed (the original trains "
+                       "fc6-fc8 there).",
+    "cache_features": "Compute each batch's VGG features once and reuse them (needs a fixed "
+                      "VGG in every stage; same numbers, far cheaper steps).",
+    "feature_cache_mb": "Memory for --cache_features, in MB.",
+    "det_max_batches": "Build only this many det batch files (0: all of them).",
     "num_workers": "Batch-building processes.",
     "eval_max_images": "Evaluate segmentation on the first K test images only (0: all).",
     "det_eval_max_images": "Evaluate detection on the first K test images only (0: all).",
     "text_blind_control": "Also train and evaluate the text-blind control.",
     "min_margin": "Synthetic: overall IoU must beat both controls by this much.",
-    "jit_compile": "XLA-compile the image encoder in evaluation.",
+    "jit_compile": "XLA-compile the image encoder in evaluation and in the SavedModel.",
 }
 
 
@@ -94,10 +102,9 @@ def main(argv):
         print("\n".join(pipeline.scaled_down_lines(settings)))
     else:
         settings = pipeline.PipelineSettings(work_dir=FLAGS.work_dir, synthetic=False, **given)
-    if max(settings.input_H, settings.input_W) >= 256:
-        # Before TensorFlow is imported: its oneDNN CPU kernels abort on the high-res
-        # upsampling gradient at this size (see training/environment.py).
-        environment.prepare("seg_highres")
+    # Before TensorFlow is imported: its oneDNN CPU kernels can abort on the high-res
+    # upsampling gradient (see training/environment.py), as the high-res script does.
+    environment.prepare("seg_highres")
     try:
         results = pipeline.run_pipeline(settings)
     except (FileNotFoundError, ValueError) as e:

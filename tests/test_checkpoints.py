@@ -16,6 +16,7 @@ from text_objseg_tf2 import checkpoints as ck
 from text_objseg_tf2 import vgg_params
 
 LSTM_M, LSTM_B = rf.LSTM_SPELLINGS["release"]
+MEAN = np.array([123.68, 116.779, 103.939], np.float32)
 
 
 def assert_scores_close(got, want, rtol=1e-4):
@@ -232,6 +233,10 @@ def test_round_trip_tf1_own_tf1_is_bit_identical(tmp_path, highres_v2, highres_n
     with h5py.File(own, "r") as f:
         assert f.attrs["format"] == ck.FORMAT_NAME and f.attrs["kind"] == "seg_highres"
         assert int(f.attrs["num_vocab"]) == 30 and int(f.attrs["lstm_dim"]) == 10
+        compressed = []
+        f.visititems(lambda n, o: compressed.append(n) if getattr(o, "compression", None)
+                     else None)
+        assert compressed == []  # dense weights are stored as they are
     params, kind, sizes = ck.read_weights(own)
     assert kind == "seg_highres" and sizes == rf.SMALL
     assert set(params) == set(original)
@@ -259,6 +264,34 @@ def test_round_trip_tf1_own_tf1_is_bit_identical(tmp_path, highres_v2, highres_n
     zero_net.highres_model(64, 64, T=3).load_weights(own)
     for name, var in checked.items():
         assert np.array_equal(var.numpy(), original[name]), name
+
+
+def test_mostly_zero_weights_are_stored_deflated(tmp_path, zero_net_and_filter):
+    """The colour stand-in VGG (all but a few weights 0): a small file, the same values, and
+    still a file that a plain Keras load_weights reads."""
+    zero_net, _ = zero_net_and_filter
+    vgg_params.assign_vgg(zero_net, *vgg_params.colour_vgg_params())
+    zero_net.embedding.embedding.assign(
+        np.random.default_rng(1).standard_normal(zero_net.embedding.embedding.shape))
+    want = {n: v.numpy() for n, v in zero_net.tf1_variables("seg_lowres").items()}
+    own = tmp_path / "colour.weights.h5"
+    ck.save_weights(zero_net, "seg_lowres", own)
+    assert os.path.getsize(own) < 8 * 2**20  # 553 MB as dense float32
+    with h5py.File(own, "r") as f:
+        assert f.attrs["kind"] == "seg_lowres"
+        gzip = []
+        f.visititems(lambda n, o: gzip.append(n) if getattr(o, "compression", None) else None)
+    assert len(gzip) == 14  # VGG kernels from conv2_1 on; small or dense arrays as they are
+    params, kind, _ = ck.read_weights(own)
+    assert kind == "seg_lowres"
+    for name, value in want.items():
+        assert np.array_equal(params[name], value.reshape(params[name].shape)), name
+    for var in (zero_net.vgg.fc6.kernel, zero_net.embedding.embedding):
+        var.assign(tf.ones_like(var))
+    zero_net.lowres_model(64, 64, T=3).load_weights(own)
+    assert np.array_equal(zero_net.vgg.fc6.kernel.numpy(), want["vgg_local/fc6/weights"])
+    assert np.array_equal(zero_net.embedding.embedding.numpy(),
+                          want["word_embedding/embedding"])
 
 
 @pytest.mark.parametrize("spelling", ["release", "tf1.0", "tf1.2"])
@@ -329,6 +362,24 @@ def test_vgg_params_npz_as_the_release_wrote_it(tmp_path, zero_net_and_filter):
         np.testing.assert_array_equal(layer.kernel.numpy(),
                                       rf.vgg_arrays()[f"vgg_local/{name}/weights"])
         np.testing.assert_array_equal(layer.bias.numpy(), biases[name])
+
+
+def test_colour_stand_in_vgg_gives_each_cells_colour_extremes(tmp_path, zero_net_and_filter):
+    """The synthetic runs' hand-set VGG, through its release-layout npz: fc8 of each 32x32
+    cell = per-channel maxima of relu(+-(pixel - mean) / 128), then zeros."""
+    zero_net, _ = zero_net_and_filter
+    path = vgg_params.save_vgg_params_npz(tmp_path / "colour.npz",
+                                          *vgg_params.colour_vgg_params(), compressed=True)
+    weights, _ = vgg_params.load_vgg_params_npz(path)
+    assert weights["fc6"].shape == (25088, 4096)
+    ck.init_vgg_from_npz(zero_net, path)
+    image = np.random.default_rng(3).integers(0, 256, (1, 64, 96, 3)).astype(np.float32)
+    x = image[0] - MEAN
+    fc8 = zero_net.image_encoder_model(64, 96)(image - MEAN).numpy()[0]
+    signed = np.maximum(np.concatenate([x, -x], axis=-1) / 128, 0)  # [64, 96, 6]
+    want = np.zeros((2, 3, 1000), np.float32)
+    want[:, :, :6] = signed.reshape(2, 32, 3, 32, 6).max(axis=(1, 3))
+    np.testing.assert_allclose(fc8, want, rtol=1e-6, atol=1e-7)
 
 
 class _Evil:

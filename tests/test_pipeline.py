@@ -65,7 +65,15 @@ def test_check_learning_and_table():
 
 def test_synthetic_settings_say_what_is_scaled_down():
     settings = pipeline.synthetic_settings("/tmp/x", lowres_max_iter=7)
-    assert settings.lowres_max_iter == 7 and settings.input_H == 128
+    assert settings.lowres_max_iter == 7 and settings.input_H == 192
     lines = "\n".join(pipeline.scaled_down_lines(settings))
-    assert "input_H: 128 (paper: 512)" in lines
+    assert "input_H: 192 (paper: 512)" in lines
     assert "lowres_max_iter: 7 (paper: 30000)" in lines
+
+
+def test_demo_query_names_a_colour_on_synthetic_data():
+    queries = {"1001_2": ["small square", "the blue circle"], "1000_1": ["top shape"],
+               "1002_1": ["red one"]}
+    assert pipeline.demo_query(queries, synthetic=True) == ("1001_2", "the blue circle")
+    assert pipeline.demo_query(queries, synthetic=False) == ("1000_1", "top shape")
+    assert pipeline.demo_query({"9_1": ["left shape"]}, synthetic=True) == ("9_1", "left shape")

@@ -154,13 +154,16 @@ def run_with_reference(trainer, kind, batches, c, train_set, decay_set, lr_mult)
     Returns the reference (weights, accumulators) by TF1 name (big kernels: `part`) and lrs.
     """
     variables = trainer.net.tf1_variables(kind)
+    # The gradient of the whole model on the images (the trainer's own model may be fed
+    # cached VGG features instead).
+    whole_model = trainer.net.model(kind, c["input_H"], c["input_W"], c["T"])
     names = sorted(train_set)
     W = {n: part(variables[n]) for n in names}
     A = {n: np.zeros_like(W[n]) for n in names}
     lrs = []
     for it, batch in enumerate(batches):
         lr = c["start_lr"] * c["lr_decay_rate"] ** (it // c["lr_decay_step"])
-        g_cls = cls_grads(trainer.model, variables, kind, batch, names, c["pos_loss_mult"],
+        g_cls = cls_grads(whole_model, variables, kind, batch, names, c["pos_loss_mult"],
                           c["neg_loss_mult"])
         lrs.append(trainer.step(it, batch)["lr"])
         for n in names:
@@ -211,25 +214,31 @@ SOLVER = dict(start_lr=0.01, lr_decay_rate=0.1, weight_decay=0.02, momentum=0.9,
               pos_loss_mult=1.0, neg_loss_mult=1.0 / 3)
 
 
-@pytest.mark.parametrize("kind,fix_convnet,vgg_lr_mult,steps,decay_step", [
-    ("seg_highres", True, 1.0, 3, 2),   # momentum over 3 steps across the lr drop
-    ("seg_lowres", False, 2.0, 1, 1),   # fc6..fc8 trained, with the lr multiplier
-    ("det", True, 1.0, 2, 1)])          # region model: crops + spatial features
+@pytest.mark.parametrize("kind,fix_convnet,vgg_lr_mult,steps,decay_step,cache", [
+    ("seg_highres", True, 1.0, 3, 2, False),  # momentum over 3 steps across the lr drop
+    ("seg_lowres", False, 2.0, 1, 1, False),  # fc6..fc8 trained, with the lr multiplier
+    ("det", True, 1.0, 2, 1, False),          # region model: crops + spatial features
+    ("seg_highres", True, 1.0, 3, 2, True),   # cached VGG features (3rd step: a cache hit)
+    ("det", True, 1.0, 3, 1, True)])
 def test_k_steps_match_tf1_update(shared_net, seg_params, kind, fix_convnet, vgg_lr_mult, steps,
-                                  decay_step):
+                                  decay_step, cache):
     c = dict(SOLVER, T=4, N=2, input_H=64, input_W=64, fix_convnet=fix_convnet,
              vgg_lr_mult=vgg_lr_mult, lr_decay_step=decay_step, **SMALL)
     batches = [make_batch(kind, 4, 2, 64, 64, seed=20 + i, vocab_lo=4 * i, vocab_hi=4 * i + 9)
                for i in range(steps)]
+    if cache:  # the third batch: the first one's images with other words and labels
+        batches[2]["imcrop_batch"] = batches[0]["imcrop_batch"]
     train_set, decay_set = expected_sets(kind, fix_convnet)
     lr_mult = {n: (vgg_lr_mult if n.startswith("vgg_local") else 1.0) for n in train_set}
 
     net = reset_net(shared_net, seg_params)
-    trainer = Trainer(config_lib.stage_config(kind, **c), net=net)
+    trainer = Trainer(config_lib.stage_config(kind, cache_features=cache, **c), net=net)
     variables = net.tf1_variables(kind)
     frozen = {n: part(variables[n]) for n in variables
               if n not in train_set and n.startswith("vgg_local/")}
     W, A, lrs = run_with_reference(trainer, kind, batches, c, train_set, decay_set, lr_mult)
+    if cache:
+        assert (trainer.feature_cache.misses, trainer.feature_cache.hits) == (2, 1)
     np.testing.assert_allclose(
         lrs, [0.01 * 0.1 ** (i // decay_step) for i in range(steps)], rtol=1e-6)
     assert steps == 1 or lrs[-1] < lrs[0]
@@ -347,6 +356,8 @@ def test_onednn_deconvolution_bug_guard(monkeypatch):
     monkeypatch.setattr(environment, "onednn_enabled", lambda: True)
     with pytest.raises(RuntimeError, match="TF_ENABLE_ONEDNN_OPTS=0"):
         environment.check_deconv_backprop("seg_highres", 512, 512, 10, on_gpu=False)
+    with pytest.raises(RuntimeError, match="TF_ENABLE_ONEDNN_OPTS=0"):
+        environment.check_deconv_backprop("seg_highres", 192, 192, 2, on_gpu=False)
     environment.check_deconv_backprop("seg_highres", 128, 128, 10, on_gpu=False)
     environment.check_deconv_backprop("seg_highres", 512, 512, 1, on_gpu=False)
     environment.check_deconv_backprop("seg_highres", 512, 512, 10, on_gpu=True)
@@ -398,11 +409,43 @@ def test_flags_have_the_original_names_and_defaults(stage):
         assert settings[name] == value, name
     extras = set(settings) - set(ORIGINAL_PARAMETERS[stage])
     assert extras == {"decay_lstm_matrix", "train_vgg_conv", "shuffle", "seed", "resume",
-                      "strategy", "mixed_precision", "jit_compile", "log_dir", "log_every"}
+                      "strategy", "mixed_precision", "jit_compile", "log_dir", "log_every",
+                      "cache_features", "feature_cache_mb"}
     assert "gpu_id" in fv
     fv(["prog", "--strategy=mirrored", "--noshuffle", "--seed=3", "--max_iter=7"])
     assert (fv.strategy, fv.shuffle, fv.seed, fv.max_iter) == ("mirrored", False, 3, 7)
     config_lib.stage_config(stage, **shared_flags.train_settings(defaults, flag_values=fv))
+
+
+def test_cache_features_needs_a_frozen_deterministic_vgg():
+    for bad, match in ((dict(fix_convnet=False), "fix_convnet"),
+                       (dict(train_vgg_conv=True), "train_vgg_conv"),
+                       (dict(vgg_dropout=True), "vgg_dropout"),
+                       (dict(strategy="mirrored"), "distribution"),
+                       (dict(mixed_precision=True), "mixed_precision")):
+        settings = dict(dict(fix_convnet=True, cache_features=True), **bad)
+        with pytest.raises(ValueError, match=match):
+            config_lib.stage_config("seg_lowres", **settings)
+
+
+def test_feature_cache_keeps_entries_within_its_budget():
+    from text_objseg_tf2.training.feature_cache import FeatureCache
+
+    cache = FeatureCache(max_bytes=1000)
+    images = np.zeros((2, 8, 8, 3), np.uint8)
+    key = cache.key("vgg-a", images)
+    assert key != cache.key("vgg-b", images)  # other VGG weights
+    assert key != cache.key("vgg-a", images + 1)  # other images
+    calls = []
+
+    def compute(n):
+        return lambda: calls.append(n) or np.full(100, n, np.float32)  # 400 bytes
+
+    for n in (0, 1, 0, 2, 2):
+        got = cache.get_or_compute(cache.key("vgg-a", images + n), compute(n))
+        np.testing.assert_array_equal(got, np.full(100, n, np.float32))
+    assert calls == [0, 1, 2, 2]  # the third array did not fit in 1000 bytes
+    assert (len(cache), cache.nbytes, cache.hits, cache.misses) == (2, 800, 1, 4)
 
 
 def test_config_rejects_bad_settings():

@@ -771,8 +771,11 @@ def save_weights(net, kind, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     model = net.model(kind, T=1, input_H=32, input_W=32)
     tmp = _tmp_name(path, ".weights.h5")
+    packed = _tmp_name(path, ".packed.weights.h5")
     try:
         model.save_weights(tmp)
+        if _deflate_sparse_datasets(tmp, packed):
+            os.replace(packed, tmp)
         with h5py.File(tmp, "a") as f:
             found = _walk_keras_weights(f, tmp)
             want = {n: tuple(v.shape) for n, v in net.tf1_variables(kind).items()}
@@ -786,9 +789,49 @@ def save_weights(net, kind, path):
                 f.attrs[k] = int(getattr(net, k))
         os.replace(tmp, path)
     finally:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+        for name in (tmp, packed):
+            with contextlib.suppress(OSError):
+                os.remove(name)
     return path
+
+
+# Datasets of at least this many values, and at least this fraction of zeros, are stored
+# deflated (hand-set or pruned weights: the synthetic runs' colour VGG is ~all zeros).
+# Trained weights have no zeros and are stored as they are: deflating them gains ~7% at ~20x
+# the write time.
+_SPARSE_MIN_SIZE = 1 << 16
+_SPARSE_MIN_ZERO_FRACTION = 0.9
+
+
+def _deflate_sparse_datasets(src, dst):
+    """Copies the HDF5 file `src` to `dst` with its mostly-zero datasets gzip-compressed (the
+    same groups, attributes and values; h5py reads them transparently). Returns False, writing
+    nothing, when no dataset is mostly zeros."""
+    import h5py
+
+    def sparse(ds):
+        return (ds.size >= _SPARSE_MIN_SIZE and
+                np.count_nonzero(ds[()]) <= (1 - _SPARSE_MIN_ZERO_FRACTION) * ds.size)
+
+    with h5py.File(src, "r") as f:
+        datasets = []
+        f.visititems(lambda name, obj: datasets.append(obj)
+                     if isinstance(obj, h5py.Dataset) else None)
+        if not any(sparse(ds) for ds in datasets):
+            return False
+        with h5py.File(dst, "w") as out:
+            out.attrs.update(f.attrs)
+
+            def copy(name, obj):
+                if isinstance(obj, h5py.Group):
+                    out.require_group(name).attrs.update(obj.attrs)
+                    return
+                options = (dict(compression="gzip", compression_opts=1, shuffle=True)
+                           if sparse(obj) else {})
+                out.create_dataset(name, data=obj[()], **options).attrs.update(obj.attrs)
+
+            f.visititems(copy)
+    return True
 
 
 def tf1_params(net, kind):

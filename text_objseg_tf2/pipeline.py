@@ -35,6 +35,7 @@ class PipelineSettings:
     num_train_images: int = 60
     num_test_images: int = 20
     num_proposals: int = 30
+    background_clutter: float = 0.0  # flat backgrounds: the stand-in VGG sees colour only
     seed: int = 0
     # Real data (paths of the original layout, used without --synthetic).
     image_dir: str = "./exp-referit/referit-dataset/images/"
@@ -57,7 +58,10 @@ class PipelineSettings:
     lowres_lr_decay_step: int = 10000
     highres_lr_decay_step: int = 6000
     start_lr: float = 0.01
-    det_fix_convnet: bool = True
+    seg_fix_convnet: bool = False
+    cache_features: bool = False
+    feature_cache_mb: int = 4096
+    det_max_batches: int = 0
     num_workers: int = 2
     eval_max_images: int = 0
     det_eval_max_images: int = 0
@@ -69,14 +73,18 @@ class PipelineSettings:
 
 # Settings of `--synthetic`: everything that is scaled down from the paper, and why.
 SYNTHETIC_OVERRIDES = dict(
-    input_H=128, input_W=128,          # 4x4 feature map instead of 16x16: 16x less VGG work
+    input_H=192, input_W=192,          # 6x6 feature map instead of 16x16: 7x less VGG work
     embed_dim=64, lstm_dim=64, mlp_hidden_dims=64,  # a vocabulary of a few dozen words
     det_N=10, seg_N=10,
-    det_max_iter=20, lowres_max_iter=50, highres_max_iter=30,
-    det_lr_decay_step=1000, lowres_lr_decay_step=1000, highres_lr_decay_step=1000,
-    det_fix_convnet=False,             # random VGG: let the det stage train fc6-fc8 too
+    det_max_batches=20,                # 200 of the det samples (224x224 crops are costly)
+    det_max_iter=400, lowres_max_iter=3000, highres_max_iter=1000,
+    det_lr_decay_step=10000, lowres_lr_decay_step=10000, highres_lr_decay_step=10000,
+    start_lr=0.1,                      # at 0.01 the head needs ~8000 low-res steps
+    seg_fix_convnet=True,              # the stand-in VGG stays fixed in every stage ...
+    cache_features=True,               # ... so its features are computed once per batch
     text_blind_control=True,
     det_eval_max_images=5,             # 224x224 crops of every proposal are the costliest part
+    jit_compile=False,                 # XLA on CPU is slow on small maps (4x4: 3 s vs 0.15 s)
 )
 
 
@@ -129,7 +137,8 @@ def _data_paths(settings):
             bbox_file=os.path.join(d, "referit_bbox.json"),
             imcrop_file=os.path.join(d, "referit_imcrop.json"),
             imsize_file=os.path.join(d, "referit_imsize.json"),
-            vocab_file=os.path.join(d, "vocabulary_referit.txt"))
+            vocab_file=os.path.join(d, "vocabulary_referit.txt"),
+            convnet_params=os.path.join(d, "vgg_params_colour.npz"))
     d = settings.data_dir
     return dict(
         image_dir=settings.image_dir, mask_dir=settings.mask_dir,
@@ -139,7 +148,8 @@ def _data_paths(settings):
         bbox_file=os.path.join(d, "referit_bbox.json"),
         imcrop_file=os.path.join(d, "referit_imcrop.json"),
         imsize_file=os.path.join(d, "referit_imsize.json"),
-        vocab_file=os.path.join(d, "vocabulary_referit.txt"))
+        vocab_file=os.path.join(d, "vocabulary_referit.txt"),
+        convnet_params=settings.convnet_params)
 
 
 def _num_vocab(vocab_file):
@@ -190,8 +200,10 @@ def whole_image_baseline(paths, iou_thresholds=(0.5, 0.6, 0.7, 0.8, 0.9)):
 class _Training:
     """The three training stages and their init steps under one folder."""
 
-    def __init__(self, settings, paths, folder, batch_dirs, steps, num_vocab, tag):
+    def __init__(self, settings, paths, folder, batch_dirs, steps, num_vocab, tag,
+                 feature_cache=None):
         self.s = settings
+        self.feature_cache = feature_cache
         self.paths = paths
         self.folder = folder
         self.batch_dirs = batch_dirs
@@ -209,10 +221,11 @@ class _Training:
         s = self.s
         common = dict(T=s.T, num_vocab=self.num_vocab, embed_dim=s.embed_dim,
                       lstm_dim=s.lstm_dim, mlp_hidden_dims=s.mlp_hidden_dims,
-                      start_lr=s.start_lr, seed=s.seed, log_every=10,
+                      start_lr=s.start_lr, seed=s.seed, log_every=100,
+                      cache_features=s.cache_features, feature_cache_mb=s.feature_cache_mb,
                       log_dir=os.path.join(self.folder, "tensorboard", stage))
         common.update(overrides)
-        return training.train(stage, **common)
+        return training.train(stage, feature_cache=self.feature_cache, **common)
 
     def run_all(self):
         from text_objseg_tf2 import init_models
@@ -221,8 +234,7 @@ class _Training:
         det = self.path(f"det_iter_{s.det_max_iter}.weights.h5")
         self.steps.run(f"{self.tag}train det", det, lambda: self._train(
             "det", N=s.det_N, max_iter=s.det_max_iter, lr_decay_step=s.det_lr_decay_step,
-            fix_convnet=s.det_fix_convnet,
-            convnet_params="" if s.synthetic else s.convnet_params,
+            fix_convnet=True, convnet_params=self.paths["convnet_params"],
             data_folder=self.batch_dirs["det"], data_prefix="det",
             snapshot=s.det_max_iter, snapshot_file=self.path("det_iter_%d.weights.h5")))
         lowres = self._seg_stage("seg_lowres", "low-res", det, init_models.init_seg_lowres_from_det,
@@ -242,7 +254,7 @@ class _Training:
         out = self.path(f"{stage}_iter_{max_iter}.weights.h5")
         self.steps.run(f"{self.tag}train {label}", out, lambda: self._train(
             stage, N=s.seg_N, input_H=s.input_H, input_W=s.input_W, max_iter=max_iter,
-            lr_decay_step=lr_decay_step, pretrained_model=init,
+            lr_decay_step=lr_decay_step, pretrained_model=init, fix_convnet=s.seg_fix_convnet,
             data_folder=self.batch_dirs["seg"], data_prefix="seg", snapshot=max_iter,
             snapshot_file=self.path(f"{stage}_iter_%d.weights.h5")))
         return out
@@ -273,7 +285,8 @@ def run_pipeline(settings):
     """Runs every step under `settings.work_dir`; returns the results dict it also writes to
     `<work_dir>/results.json`. Raises `LearningCheckError` when a synthetic run does not learn.
     """
-    from text_objseg_tf2 import batch_builders, checkpoints, evaluation, export
+    from text_objseg_tf2 import batch_builders, checkpoints, evaluation, export, vgg_params
+    from text_objseg_tf2.training.feature_cache import FeatureCache
     from text_objseg_tf2.util import text_processing
 
     start = time.time()
@@ -294,7 +307,11 @@ def run_pipeline(settings):
         steps.run("make synthetic mini-ReferIt", paths["vocab_file"], lambda: (
             make_synthetic_referit(data_dir, num_train_images=s.num_train_images,
                                    num_test_images=s.num_test_images, seed=s.seed,
-                                   num_proposals=s.num_proposals)))
+                                   num_proposals=s.num_proposals,
+                                   background_clutter=s.background_clutter)))
+        steps.run("write the colour stand-in VGG-16", paths["convnet_params"], lambda: (
+            vgg_params.save_vgg_params_npz(paths["convnet_params"],
+                                           *vgg_params.colour_vgg_params(), compressed=True)))
     num_vocab = _num_vocab(paths["vocab_file"])
 
     batch_dirs = {"det": os.path.join(s.work_dir, "batches", "det"),
@@ -307,7 +324,7 @@ def run_pipeline(settings):
             T=s.T, N=s.det_N, bbox_proposal_dir=paths["bbox_proposal_dir"],
             bbox_file=paths["bbox_file"], imcrop_file=paths["imcrop_file"],
             imsize_file=paths["imsize_file"], num_workers=s.num_workers,
-            max_batches=s.det_max_iter if s.synthetic else None)))
+            max_batches=s.det_max_batches or None)))
     steps.run("build seg batches", [], lambda: (
         batch_builders.build_batches(
             "seg", image_dir=paths["image_dir"], mask_dir=paths["mask_dir"],
@@ -316,7 +333,10 @@ def run_pipeline(settings):
             input_H=s.input_H, input_W=s.input_W, num_workers=s.num_workers)))
 
     models_dir = os.path.join(s.work_dir, "models")
-    main = _Training(s, paths, models_dir, batch_dirs, steps, num_vocab, tag="")
+    # One cache for every stage and the control: they share the frozen VGG and the images.
+    cache = FeatureCache(s.feature_cache_mb * 2**20) if s.cache_features else None
+    main = _Training(s, paths, models_dir, batch_dirs, steps, num_vocab, tag="",
+                     feature_cache=cache)
     det, highres = main.run_all()
 
     seg_results = main.evaluate_seg(highres, paths["test_query_file"], "eval_seg")
@@ -336,7 +356,7 @@ def run_pipeline(settings):
     def _export():
         net, _ = checkpoints.load_pretrained(highres, kind="seg_highres")
         export.export_saved_model(net, vocab_dict, export_dir, input_H=s.input_H,
-                                  input_W=s.input_W, T=s.T)
+                                  input_W=s.input_W, T=s.T, jit_compile=s.jit_compile)
     steps.run("export SavedModel", os.path.join(export_dir, "saved_model.pb"), _export)
 
     demo = _demo(s, paths, highres, vocab_dict, steps)
@@ -361,7 +381,7 @@ def run_pipeline(settings):
         steps.run("text-blind batches", os.path.join(blind_dirs["seg"], "seg_0.npz"), lambda: [
             _blind_batches(batch_dirs[k], k, blind_dirs[k], blind_ids) for k in batch_dirs])
         blind = _Training(s, paths, os.path.join(s.work_dir, "models_text_blind"), blind_dirs,
-                          steps, num_vocab, tag="text-blind: ")
+                          steps, num_vocab, tag="text-blind: ", feature_cache=cache)
         blind_query = blind.path("referit_query_test_text_blind.json")
         _blind_query_file(paths["test_query_file"], blind_query)
         _, blind_highres = blind.run_all()
@@ -376,15 +396,26 @@ def run_pipeline(settings):
     return results
 
 
+def demo_query(query_dict, synthetic):
+    """`(imcrop name, expression)` the demo runs: the first test expression, or for the
+    synthetic data the first that names a colour (what the colour stand-in VGG can see)."""
+    from text_objseg_tf2.synthetic_referit import COLORS, tokenize
+
+    for imcrop_name in sorted(query_dict):
+        for query in query_dict[imcrop_name]:
+            if not synthetic or set(tokenize(query)) & set(COLORS):
+                return imcrop_name, query
+    imcrop_name = sorted(query_dict)[0]
+    return imcrop_name, query_dict[imcrop_name][0]
+
+
 def _demo(s, paths, highres, vocab_dict, steps):
-    """Runs `predict` on the first test query; writes the mask, scores and overlay PNG."""
+    """Runs `predict` on one test query (`demo_query`); writes the mask, scores and overlay."""
     from PIL import Image
 
     from text_objseg_tf2 import checkpoints, predict
 
-    query_dict = io_util.load_json(paths["test_query_file"])
-    imcrop_name = sorted(query_dict)[0]
-    query = query_dict[imcrop_name][0]
+    imcrop_name, query = demo_query(io_util.load_json(paths["test_query_file"]), s.synthetic)
     image_path = os.path.join(paths["image_dir"], imcrop_name.split("_", 1)[0] + ".jpg")
     demo_dir = os.path.join(s.work_dir, "demo")
     overlay_path = os.path.join(demo_dir, "overlay.png")

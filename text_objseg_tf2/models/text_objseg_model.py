@@ -229,6 +229,29 @@ class TextObjSegNet:
             return self.highres_model(input_H, input_W, T)
         raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
 
+    def features_model(self, kind, input_H=512, input_W=512, T=20):
+        """`model(kind)` fed with VGG fc8 features instead of images: (ids `[T, N]`, fc8
+        `[N, H/32, W/32, 1000]`, or `[N, 1000]` and spatial `[N, 8]` for det) -> the same
+        scores. With the VGG frozen this is the whole model on cached features (training's
+        `cache_features`)."""
+        T = self._check_T(T)
+        text = self._text_input(T)
+        lang = self.encode_text(text)
+        if kind == "det":
+            vis = keras.Input(shape=(1000,), dtype="float32", name="feat_vis")
+            spatial = keras.Input(shape=(8,), dtype="float32", name="spatial_batch")
+            scores = self.classify(self.region_fusion(lang, vis, spatial), as_fc=True)
+            return self._model([text, vis, spatial], scores, "region_on_features")
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+        input_H, input_W = self._check_size(input_H, input_W)
+        vis = keras.Input(shape=(input_H // 32, input_W // 32, 1000), dtype="float32",
+                          name="feat_vis")
+        scores = self.classify(self.seg_fusion(lang, vis))
+        if kind == "seg_highres":
+            scores = self.upsample32s(scores)
+        return self._model([text, vis], scores, f"{kind}_on_features")
+
     # ---- encoder / head split for batched evaluation and serving ----
 
     def text_encoder_model(self, T=20):

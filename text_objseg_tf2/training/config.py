@@ -43,7 +43,8 @@ STAGES = {
 # Settings this port adds (same for every stage).
 EXTRA_DEFAULTS = dict(
     decay_lstm_matrix=True, train_vgg_conv=False, shuffle=True, seed=None, resume=False,
-    strategy="none", mixed_precision=False, jit_compile=False, log_dir="", log_every=1)
+    strategy="none", mixed_precision=False, jit_compile=False, log_dir="", log_every=1,
+    cache_features=False, feature_cache_mb=4096)
 
 STRATEGIES = ("none", "mirrored", "multi_worker")
 
@@ -99,6 +100,11 @@ FIELDS = {
     "jit_compile": (bool, "Compile the training step with XLA."),
     "log_dir": (str, "TensorBoard log folder (empty: no TensorBoard logs)."),
     "log_every": (int, "Log (and write TensorBoard scalars) every this many iterations."),
+    "cache_features": (bool, "Compute each batch's VGG features once and reuse them in later "
+                             "epochs (needs --fix_convnet and no VGG dropout; same numbers as "
+                             "recomputing them, far cheaper steps)."),
+    "feature_cache_mb": (int, "Memory for --cache_features, in MB (fc8 takes H*W/1024*4 kB per "
+                              "image; batches beyond it are recomputed)."),
 }
 
 
@@ -145,6 +151,8 @@ class TrainConfig:
     jit_compile: bool = False
     log_dir: str = ""
     log_every: int = 1
+    cache_features: bool = False
+    feature_cache_mb: int = 4096
 
     def __post_init__(self):
         _validate(self)
@@ -195,5 +203,14 @@ def _validate(c):
     if c.snapshot_file.count("%d") != 1 or c.snapshot_file.replace("%d", "").count("%"):
         raise ValueError(f"snapshot_file must contain exactly one %d (and no other %), got "
                          f"{c.snapshot_file!r}")
+    if c.cache_features:
+        why = ("train_vgg_conv" if c.train_vgg_conv else "no fix_convnet" if not c.fix_convnet
+               else "vgg_dropout" if c.vgg_dropout else "a distribution strategy"
+               if c.strategy != "none" else "mixed_precision" if c.mixed_precision else None)
+        if why:
+            raise ValueError(f"cache_features needs a frozen, deterministic VGG on one device; "
+                             f"it cannot be used with {why}")
+    if c.feature_cache_mb < 0:
+        raise ValueError(f"feature_cache_mb must be >= 0, got {c.feature_cache_mb}")
     if c.momentum < 0:
         raise ValueError(f"momentum must be >= 0, got {c.momentum}")

@@ -36,17 +36,19 @@ class TrainResult:
     last: dict | None
 
 
-def train(stage, distribute_strategy=None, **overrides):
+def train(stage, distribute_strategy=None, feature_cache=None, **overrides):
     """Trains `stage` ("det", "seg_lowres" or "seg_highres") with the original's defaults
     changed by `overrides` (any `TrainConfig` field, e.g. `max_iter=200, N=10, T=20,
     input_H=128, input_W=128, data_folder=..., snapshot_file=..., pretrained_model=...`).
 
     `distribute_strategy`: a ready `tf.distribute.Strategy` to use instead of the one the
-    `strategy` setting names. Returns a `TrainResult`; raises `TrainingDivergedError` on a
-    non-finite loss, ValueError / FileNotFoundError on bad settings or files.
+    `strategy` setting names. `feature_cache`: a `FeatureCache` shared with other runs of the
+    same frozen VGG (with `cache_features=True`). Returns a `TrainResult`; raises
+    `TrainingDivergedError` on a non-finite loss, ValueError / FileNotFoundError on bad
+    settings or files.
     """
     return run(config_lib.stage_config(stage, **overrides),
-               distribute_strategy=distribute_strategy)
+               distribute_strategy=distribute_strategy, feature_cache=feature_cache)
 
 
 def _check_precision(config):
@@ -83,7 +85,7 @@ def _snapshot(trainer, config, n_done, reader, averages, chief):
     return path
 
 
-def run(config, distribute_strategy=None):
+def run(config, distribute_strategy=None, feature_cache=None):
     """Runs the training described by `config` (a `TrainConfig`); see `train`."""
     _check_precision(config)
     strategy = (distribute_strategy if distribute_strategy is not None
@@ -113,7 +115,8 @@ def run(config, distribute_strategy=None):
                                     shuffle=config.shuffle, seed=config.seed,
                                     start_state=state[1]["reader"] if state else None)
     try:
-        trainer = Trainer(config, strategy=strategy, resume_path=resume_path)
+        trainer = Trainer(config, strategy=strategy, resume_path=resume_path,
+                          feature_cache=feature_cache)
         if state is not None:
             trainer.set_state(state[0], state[2])
     except BaseException:
@@ -145,6 +148,10 @@ def run(config, distribute_strategy=None):
         reader.close()
         if writer is not None:
             writer.close()
+    if trainer.feature_cache is not None:
+        cache = trainer.feature_cache
+        logging.info("feature cache: %d batches (%.1f MB), %d hits, %d misses", len(cache),
+                     cache.nbytes / 2**20, cache.hits, cache.misses)
     logging.info("Optimization done.")
     return TrainResult(iterations=max(start, config.max_iter), snapshot=last_snapshot,
                        averages=averages.state(), last=current)

@@ -18,6 +18,7 @@ from text_objseg_tf2 import checkpoints
 from text_objseg_tf2.models import vgg_net
 from text_objseg_tf2.models.text_objseg_model import TextObjSegNet
 from text_objseg_tf2.training import environment, metrics
+from text_objseg_tf2.training.feature_cache import FeatureCache, vgg_fingerprint
 from text_objseg_tf2.training.optimizer import (
     DynamicLossScale,
     TF1Momentum,
@@ -197,9 +198,11 @@ class Trainer:
       net: a `TextObjSegNet` made under `strategy.scope()`; default `build_net(config,
         resume_path)` (resume_path: a snapshot to start from).
       strategy: a `tf.distribute` strategy; default `make_strategy(config.strategy)`.
+      feature_cache: a `FeatureCache` to share between trainers (with `cache_features`);
+        default a new one of `feature_cache_mb`.
     """
 
-    def __init__(self, config, net=None, strategy=None, resume_path=None):
+    def __init__(self, config, net=None, strategy=None, resume_path=None, feature_cache=None):
         self.config = config
         self.kind = config.kind
         self.strategy = strategy if strategy is not None else make_strategy(config.strategy)
@@ -213,7 +216,14 @@ class Trainer:
             on_gpu=bool(tf.config.list_logical_devices("GPU")))
         with self.strategy.scope():
             self.net = net if net is not None else build_net(config, resume_path)
-            self.model = self.net.model(self.kind, config.input_H, config.input_W, config.T)
+            if config.cache_features:
+                if self.distributed:
+                    raise ValueError("cache_features runs on one device only")
+                self.model = self.net.features_model(self.kind, config.input_H,
+                                                     config.input_W, config.T)
+            else:
+                self.model = self.net.model(self.kind, config.input_H, config.input_W,
+                                            config.T)
             self.selection = select_variables(
                 self.net, self.kind, config.fix_convnet, config.decay_lstm_matrix,
                 config.vgg_lr_mult, config.train_vgg_conv)
@@ -230,6 +240,16 @@ class Trainer:
                                     autograph=False)
         self._step_fn = tf.function(self._distributed_step if self.distributed
                                     else self._replica_step, autograph=False)
+        self.feature_cache = None
+        if config.cache_features:
+            self.feature_cache = (feature_cache if feature_cache is not None
+                                  else FeatureCache(config.feature_cache_mb * 2**20))
+            self._vgg_fingerprint = vgg_fingerprint(self.net)
+            encoder = (self.net.crop_encoder_model() if self.kind == "det" else
+                       self.net.image_encoder_model(config.input_H, config.input_W))
+            # Eager: it runs once per distinct batch, and a tf.function per trainer would
+            # only be traced again for each stage.
+            self._encode_fn = lambda image: encoder(_mean_subtracted(image), training=False)
         self._finite_fn = tf.function(
             lambda: tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v))
                                             for v in self._train_vars])), autograph=False)
@@ -240,8 +260,8 @@ class Trainer:
         """Scores, the original's losses and the gradients of the trained variables."""
         c = self.config
         replicas = self.strategy.num_replicas_in_sync
-        # The original fed `imcrop.astype(float32) - channel_mean`, labels as float32.
-        image = tf.cast(image, tf.float32) - tf.constant(vgg_net.channel_mean)
+        if not c.cache_features:  # else `image` holds the batch's cached fc8 features
+            image = _mean_subtracted(image)
         labels = tf.cast(labels, tf.float32)
         inputs = [tf.cast(text, tf.int32), image]
         if spatial is not None:
@@ -302,8 +322,16 @@ class Trainer:
             raise ValueError(f"batch text_seq_batch has word ids outside [0, "
                              f"{self.net.num_vocab}) (the model's num_vocab)")
 
+    def _visual_input(self, images):
+        """The batch's images, or with `cache_features` their (cached) fc8 features."""
+        if self.feature_cache is None:
+            return images
+        key = self.feature_cache.key(self._vgg_fingerprint, images)
+        return self.feature_cache.get_or_compute(key, lambda: self._encode_fn(images).numpy())
+
     def _inputs(self, batch):
-        arrays = [batch["text_seq_batch"], batch["imcrop_batch"], batch[LABEL_KEYS[self.kind]]]
+        arrays = [batch["text_seq_batch"], self._visual_input(batch["imcrop_batch"]),
+                  batch[LABEL_KEYS[self.kind]]]
         if self.kind == "det":
             arrays.append(batch["spatial_batch"])
         if not self.distributed:
@@ -363,6 +391,11 @@ class Trainer:
                 state.assign(arrays[f"rng/{name}"])
         if self.loss_scale is not None:
             self.loss_scale.set_state(arrays)
+
+
+def _mean_subtracted(image):
+    # The original fed `imcrop.astype(float32) - channel_mean`.
+    return tf.cast(image, tf.float32) - tf.constant(vgg_net.channel_mean)
 
 
 def _first(variable):
