@@ -77,3 +77,11 @@ def test_demo_query_names_a_colour_on_synthetic_data():
     assert pipeline.demo_query(queries, synthetic=True) == ("1001_2", "the blue circle")
     assert pipeline.demo_query(queries, synthetic=False) == ("1000_1", "top shape")
     assert pipeline.demo_query({"9_1": ["left shape"]}, synthetic=True) == ("9_1", "left shape")
+
+
+def test_scaled_down_lines_name_the_stand_in_vgg():
+    lines = "\n".join(pipeline.scaled_down_lines(pipeline.synthetic_settings("/tmp/x")))
+    assert "det_max_batches: 20 (paper: all)" in lines
+    assert "start_lr: 0.1 (paper: 0.01)" in lines
+    assert "seg_fix_convnet: True (paper: False)" in lines
+    assert "colour stand-in" in lines

@@ -102,7 +102,11 @@ def scaled_down_lines(settings):
     for name in SYNTHETIC_OVERRIDES:
         got, want = getattr(settings, name), getattr(paper, name)
         if got != want:
+            if name.endswith(("_max_batches", "_max_images")) and not want:
+                want = "all"
             lines.append(f"  {name}: {got} (paper: {want})")
+    lines.append("  VGG-16: a hand-set colour stand-in, data/vgg_params_colour.npz (paper: "
+                 "ImageNet weights, vgg_params.npz)")
     return lines
 
 
