@@ -54,7 +54,8 @@ _HELP = {
     "seg_fix_convnet": "Segmentation stages: keep all of VGG fixed (the original trains "
                        "fc6-fc8 there).",
     "cache_features": "Compute each batch's VGG features once and reuse them (needs a fixed "
-                      "VGG in every stage; same numbers, far cheaper steps).",
+                      "VGG in every stage; the same update up to float rounding, far cheaper "
+                      "steps).",
     "feature_cache_mb": "Memory for --cache_features, in MB.",
     "det_max_batches": "Build only this many det batch files (0: all of them).",
     "num_workers": "Batch-building processes.",
@@ -74,15 +75,18 @@ def _define_flags():
             flags.DEFINE_string(name, "./runs/pipeline", helptext)
         elif name == "synthetic":
             flags.DEFINE_bool(name, False, helptext)
-        elif isinstance(default, bool):
-            flags.DEFINE_bool(name, None, helptext + f" (default {default}; --synthetic may "
-                                                     "change it)")
-        elif isinstance(default, int):
-            flags.DEFINE_integer(name, None, helptext + f" (default {default})")
-        elif isinstance(default, float):
-            flags.DEFINE_float(name, None, helptext + f" (default {default})")
         else:
-            flags.DEFINE_string(name, None, helptext + f" (default {default})")
+            synthetic = (f"; --synthetic: {pipeline.SYNTHETIC_OVERRIDES[name]}"
+                         if name in pipeline.SYNTHETIC_OVERRIDES else "")
+            helptext += f" (default {default}{synthetic})"
+            if isinstance(default, bool):
+                flags.DEFINE_bool(name, None, helptext)
+            elif isinstance(default, int):
+                flags.DEFINE_integer(name, None, helptext)
+            elif isinstance(default, float):
+                flags.DEFINE_float(name, None, helptext)
+            else:
+                flags.DEFINE_string(name, None, helptext)
 
 
 _define_flags()

@@ -81,7 +81,15 @@ def test_demo_query_names_a_colour_on_synthetic_data():
 
 def test_scaled_down_lines_name_the_stand_in_vgg():
     lines = "\n".join(pipeline.scaled_down_lines(pipeline.synthetic_settings("/tmp/x")))
-    assert "det_max_batches: 20 (paper: all)" in lines
+    assert "det_max_batches: 20 (default: all)" in lines
+    assert "jit_compile: False (default: True)" in lines
     assert "start_lr: 0.1 (paper: 0.01)" in lines
     assert "seg_fix_convnet: True (paper: False)" in lines
     assert "colour stand-in" in lines
+
+
+def test_cache_features_needs_a_fixed_vgg_in_the_segmentation_stages():
+    with pytest.raises(ValueError, match="--seg_fix_convnet"):
+        pipeline.PipelineSettings(work_dir="/tmp/x", cache_features=True)
+    with pytest.raises(ValueError, match="--seg_fix_convnet"):
+        pipeline.synthetic_settings("/tmp/x", seg_fix_convnet=False)

@@ -418,11 +418,11 @@ def test_flags_have_the_original_names_and_defaults(stage):
 
 
 def test_cache_features_needs_a_frozen_deterministic_vgg():
-    for bad, match in ((dict(fix_convnet=False), "fix_convnet"),
-                       (dict(train_vgg_conv=True), "train_vgg_conv"),
-                       (dict(vgg_dropout=True), "vgg_dropout"),
-                       (dict(strategy="mirrored"), "distribution"),
-                       (dict(mixed_precision=True), "mixed_precision")):
+    for bad, match in ((dict(fix_convnet=False), "got fix_convnet=False"),
+                       (dict(train_vgg_conv=True), "got train_vgg_conv"),
+                       (dict(vgg_dropout=True), "got vgg_dropout"),
+                       (dict(strategy="mirrored"), "got strategy=mirrored"),
+                       (dict(mixed_precision=True), "got mixed_precision")):
         settings = dict(dict(fix_convnet=True, cache_features=True), **bad)
         with pytest.raises(ValueError, match=match):
             config_lib.stage_config("seg_lowres", **settings)

@@ -35,7 +35,7 @@ class PipelineSettings:
     num_train_images: int = 60
     num_test_images: int = 20
     num_proposals: int = 30
-    background_clutter: float = 0.0  # flat backgrounds: the stand-in VGG sees colour only
+    background_clutter: float = 1.0
     seed: int = 0
     # Real data (paths of the original layout, used without --synthetic).
     image_dir: str = "./exp-referit/referit-dataset/images/"
@@ -70,12 +70,18 @@ class PipelineSettings:
     min_margin: float = 0.05
     jit_compile: bool = True
 
+    def __post_init__(self):
+        if self.cache_features and not self.seg_fix_convnet:
+            raise ValueError("--cache_features needs --seg_fix_convnet (the release trains "
+                             "fc6-fc8 in the segmentation stages, so their features change)")
+
 
 # Settings of `--synthetic`: everything that is scaled down from the paper, and why.
 SYNTHETIC_OVERRIDES = dict(
     input_H=192, input_W=192,          # 6x6 feature map instead of 16x16: 7x less VGG work
     embed_dim=64, lstm_dim=64, mlp_hidden_dims=64,  # a vocabulary of a few dozen words
     det_N=10, seg_N=10,
+    background_clutter=0.0,            # flat backgrounds: the stand-in VGG sees colour only
     det_max_batches=20,                # 200 of the det samples (224x224 crops are costly)
     det_max_iter=400, lowres_max_iter=3000, highres_max_iter=1000,
     det_lr_decay_step=10000, lowres_lr_decay_step=10000, highres_lr_decay_step=10000,
@@ -84,8 +90,14 @@ SYNTHETIC_OVERRIDES = dict(
     cache_features=True,               # ... so its features are computed once per batch
     text_blind_control=True,
     det_eval_max_images=5,             # 224x224 crops of every proposal are the costliest part
-    jit_compile=False,                 # XLA on CPU is slow on small maps (4x4: 3 s vs 0.15 s)
+    jit_compile=False,                 # XLA's CPU convs are slow on small maps (128x128: 3 s
+                                       # vs 0.15 s per image)
 )
+
+
+# Settings this port adds (not in the paper): their reference value is the port's default.
+PORT_ONLY_SETTINGS = ("background_clutter", "cache_features", "det_max_batches",
+                      "text_blind_control", "det_eval_max_images", "jit_compile")
 
 
 def synthetic_settings(work_dir, **overrides):
@@ -104,7 +116,8 @@ def scaled_down_lines(settings):
         if got != want:
             if name.endswith(("_max_batches", "_max_images")) and not want:
                 want = "all"
-            lines.append(f"  {name}: {got} (paper: {want})")
+            source = "default" if name in PORT_ONLY_SETTINGS else "paper"
+            lines.append(f"  {name}: {got} ({source}: {want})")
     lines.append("  VGG-16: a hand-set colour stand-in, data/vgg_params_colour.npz (paper: "
                  "ImageNet weights, vgg_params.npz)")
     return lines

@@ -101,8 +101,9 @@ FIELDS = {
     "log_dir": (str, "TensorBoard log folder (empty: no TensorBoard logs)."),
     "log_every": (int, "Log (and write TensorBoard scalars) every this many iterations."),
     "cache_features": (bool, "Compute each batch's VGG features once and reuse them in later "
-                             "epochs (needs --fix_convnet and no VGG dropout; same numbers as "
-                             "recomputing them, far cheaper steps)."),
+                             "epochs (needs --fix_convnet; refused with --train_vgg_conv, "
+                             "--vgg_dropout, --strategy or --mixed_precision). The same update "
+                             "up to float rounding, far cheaper steps."),
     "feature_cache_mb": (int, "Memory for --cache_features, in MB (fc8 takes H*W/1024*4 kB per "
                               "image; batches beyond it are recomputed)."),
 }
@@ -204,12 +205,15 @@ def _validate(c):
         raise ValueError(f"snapshot_file must contain exactly one %d (and no other %), got "
                          f"{c.snapshot_file!r}")
     if c.cache_features:
-        why = ("train_vgg_conv" if c.train_vgg_conv else "no fix_convnet" if not c.fix_convnet
-               else "vgg_dropout" if c.vgg_dropout else "a distribution strategy"
-               if c.strategy != "none" else "mixed_precision" if c.mixed_precision else None)
-        if why:
-            raise ValueError(f"cache_features needs a frozen, deterministic VGG on one device; "
-                             f"it cannot be used with {why}")
+        conflicts = [why for bad, why in (
+            (not c.fix_convnet, "fix_convnet=False (fc6-fc8 trained)"),
+            (c.train_vgg_conv, "train_vgg_conv"), (c.vgg_dropout, "vgg_dropout"),
+            (c.strategy != "none", f"strategy={c.strategy}"),
+            (c.mixed_precision, "mixed_precision")) if bad]
+        if conflicts:
+            raise ValueError(f"cache_features needs a fixed, deterministic VGG on one device "
+                             f"(fix_convnet, no train_vgg_conv, vgg_dropout, strategy or "
+                             f"mixed_precision); got {', '.join(conflicts)}")
     if c.feature_cache_mb < 0:
         raise ValueError(f"feature_cache_mb must be >= 0, got {c.feature_cache_mb}")
     if c.momentum < 0:

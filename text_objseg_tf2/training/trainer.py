@@ -199,7 +199,8 @@ class Trainer:
         resume_path)` (resume_path: a snapshot to start from).
       strategy: a `tf.distribute` strategy; default `make_strategy(config.strategy)`.
       feature_cache: a `FeatureCache` to share between trainers (with `cache_features`);
-        default a new one of `feature_cache_mb`.
+        default a new one of `feature_cache_mb`. Entries are keyed by the VGG weights as
+        they are when the trainer is made.
     """
 
     def __init__(self, config, net=None, strategy=None, resume_path=None, feature_cache=None):
@@ -219,6 +220,8 @@ class Trainer:
             if config.cache_features:
                 if self.distributed:
                     raise ValueError("cache_features runs on one device only")
+                if self.net.vgg_dropout:
+                    raise ValueError("cache_features needs a net without VGG dropout")
                 self.model = self.net.features_model(self.kind, config.input_H,
                                                      config.input_W, config.T)
             else:
@@ -244,7 +247,9 @@ class Trainer:
         if config.cache_features:
             self.feature_cache = (feature_cache if feature_cache is not None
                                   else FeatureCache(config.feature_cache_mb * 2**20))
-            self._vgg_fingerprint = vgg_fingerprint(self.net)
+            # Taken once: the VGG must stay as it is while this trainer runs (it does: no
+            # VGG variable is trained). The kind keeps crops and full images apart.
+            self._vgg_fingerprint = f"{vgg_fingerprint(self.net)}:{self.kind}"
             encoder = (self.net.crop_encoder_model() if self.kind == "det" else
                        self.net.image_encoder_model(config.input_H, config.input_W))
             # Eager: it runs once per distinct batch, and a tf.function per trainer would
