@@ -23,6 +23,8 @@ import time
 
 from absl import app, flags
 
+from text_objseg_tf2 import flags as tos_flags
+
 flags.DEFINE_bool("quick", False, "A short run: 3 images.")
 flags.DEFINE_integer("num_images", 20, "Synthetic test images (--quick: 3).")
 flags.DEFINE_integer("input_size", 512, "Network input height and width.")
@@ -31,15 +33,15 @@ flags.DEFINE_integer("max_image_size", 480, "Largest image side.")
 flags.DEFINE_bool("jit_compile", True, "XLA-compile the image encoder (both paths).")
 flags.DEFINE_integer("query_batch_size", 32, "Queries per call in the third run.")
 flags.DEFINE_bool("allow_tf32", False, "Allow TensorFloat-32 on Ampere+ GPUs.")
-flags.DEFINE_string("gpu_id", None, "Sets CUDA_VISIBLE_DEVICES.")
+tos_flags.define_gpu_flag()
+flags.adopt_module_key_flags(tos_flags)  # list them in --help
 
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    if FLAGS.gpu_id is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = FLAGS.gpu_id
+    tos_flags.apply_gpu_flag(FLAGS.gpu_id)
     import keras
     import tensorflow as tf
 

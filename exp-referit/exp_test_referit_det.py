@@ -35,6 +35,7 @@ flags.DEFINE_float("correct_iou_thresh", 0.5, "A proposal is correct when its Io
 flags.DEFINE_bool("use_nms", False, "Rank the proposals after non-maximum suppression.")
 flags.DEFINE_float("nms_thresh", 0.3, "NMS overlap threshold.")
 tos_flags.define_gpu_flag()
+flags.adopt_module_key_flags(tos_flags)  # list them in --help
 flags.DEFINE_bool("batch_queries", True,
                   "An image's queries through the region classifier --query_batch_size at a "
                   "time (false: one at a time, the original's loop; the crops' VGG features "

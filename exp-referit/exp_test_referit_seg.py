@@ -36,6 +36,7 @@ flags.DEFINE_integer("input_H", 512, "Network input height (a multiple of 32).")
 flags.DEFINE_integer("input_W", 512, "Network input width (a multiple of 32).")
 flags.DEFINE_float("score_thresh", 1e-9, "A pixel is predicted when its score is >= this.")
 tos_flags.define_gpu_flag()
+flags.adopt_module_key_flags(tos_flags)  # list them in --help
 flags.DEFINE_bool("batch_queries", True,
                   "VGG once per image, then the image's queries through the classifier and "
                   "upsampling, --query_batch_size at a time (false: the original's loop, VGG "

@@ -24,6 +24,8 @@ import os
 
 from absl import app, flags
 
+from text_objseg_tf2 import flags as shared_flags
+
 DEFAULT_MODEL = "./exp-referit/tfmodel/referit_fc8_seg_highres_iter_18000.tfmodel"
 DEFAULT_VOCAB = "./exp-referit/data/vocabulary_referit.txt"
 DEFAULT_EXPORT_DIR = "./exp-referit/saved_model/referit_seg_highres/1"
@@ -53,8 +55,8 @@ def define_flags(flag_values=None):
                       "Compile the network part with XLA (the string ops never are). 'auto' "
                       "= true. Use false for TensorFlow Serving on CPU unless it runs with "
                       "--xla_cpu_compilation_enabled=true.", flag_values=fv)
-    flags.DEFINE_string("gpu_id", None, "GPU to use (sets CUDA_VISIBLE_DEVICES); the "
-                        "original scripts took it as their first argument.", flag_values=fv)
+    shared_flags.define_gpu_flag(fv)
+    flags.adopt_module_key_flags(shared_flags, flag_values=fv)  # list it in --help
 
 
 def _folder_size(path):
@@ -66,8 +68,7 @@ def main(argv, flag_values=None):
     fv = flag_values if flag_values is not None else flags.FLAGS
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if fv.gpu_id is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(fv.gpu_id)
+    shared_flags.apply_gpu_flag(fv.gpu_id)
     from text_objseg_tf2 import export, predict
     from text_objseg_tf2.util import text_processing
 

@@ -809,15 +809,14 @@ def _deflate_sparse_datasets(src, dst):
     nothing, when no dataset is mostly zeros."""
     import h5py
 
-    def sparse(ds):
-        return (ds.size >= _SPARSE_MIN_SIZE and
-                np.count_nonzero(ds[()]) <= (1 - _SPARSE_MIN_ZERO_FRACTION) * ds.size)
+    def is_sparse(obj):
+        return (isinstance(obj, h5py.Dataset) and obj.size >= _SPARSE_MIN_SIZE and
+                np.count_nonzero(obj[()]) <= (1 - _SPARSE_MIN_ZERO_FRACTION) * obj.size)
 
     with h5py.File(src, "r") as f:
-        datasets = []
-        f.visititems(lambda name, obj: datasets.append(obj)
-                     if isinstance(obj, h5py.Dataset) else None)
-        if not any(sparse(ds) for ds in datasets):
+        sparse = set()
+        f.visititems(lambda name, obj: sparse.add(name) if is_sparse(obj) else None)
+        if not sparse:
             return False
         with h5py.File(dst, "w") as out:
             out.attrs.update(f.attrs)
@@ -827,7 +826,7 @@ def _deflate_sparse_datasets(src, dst):
                     out.require_group(name).attrs.update(obj.attrs)
                     return
                 options = (dict(compression="gzip", compression_opts=1, shuffle=True)
-                           if sparse(obj) else {})
+                           if name in sparse else {})
                 out.create_dataset(name, data=obj[()], **options).attrs.update(obj.attrs)
 
             f.visititems(copy)

@@ -9,11 +9,12 @@ import os
 from absl import flags
 
 
-def define_gpu_flag():
-    """`--gpu_id`, the original scripts' positional GPU argument."""
+def define_gpu_flag(flag_values=flags.FLAGS):
+    """`--gpu_id`, the original scripts' positional GPU argument (see `apply_gpu_flag`)."""
     flags.DEFINE_string("gpu_id", None,
                         "GPU to use (sets CUDA_VISIBLE_DEVICES); the original scripts took it "
-                        "as their first argument. Default: leave the environment as it is.")
+                        "as their first argument. Default: leave the environment as it is.",
+                        flag_values=flag_values)
 
 
 def apply_gpu_flag(gpu_id):
@@ -43,10 +44,7 @@ def define_train_flags(defaults, flag_values=flags.FLAGS):
     """
     from text_objseg_tf2.training.config import FIELDS, STRATEGIES
 
-    flags.DEFINE_string("gpu_id", None,
-                        "GPU to use (sets CUDA_VISIBLE_DEVICES); the original scripts took it "
-                        "as their first argument. Default: leave the environment as it is.",
-                        flag_values=flag_values)
+    define_gpu_flag(flag_values)
     for name, default in defaults.items():
         kind, help_text = FIELDS[name]
         if name == "log_dir" and name in flag_values:

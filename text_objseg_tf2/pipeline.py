@@ -42,7 +42,7 @@ class PipelineSettings:
     mask_dir: str = "./exp-referit/referit-dataset/mask/"
     data_dir: str = "./exp-referit/data/"
     convnet_params: str = "./models/convert_caffemodel/params/vgg_params.npz"
-    # Model and training sizes (defaults: the paper's; `synthetic_defaults` scales them down).
+    # Model and training sizes (defaults: the paper's; `synthetic_settings` scales them down).
     T: int = 20
     input_H: int = 512
     input_W: int = 512
@@ -144,29 +144,25 @@ class _Steps:
 
 
 def _data_paths(settings):
+    """The files of the original layout: under `<work_dir>/data` for a synthetic run (with
+    the colour stand-in VGG), else where the settings say."""
     if settings.synthetic:
         d = os.path.join(settings.work_dir, "data")
-        return dict(
-            image_dir=os.path.join(d, "images") + "/", mask_dir=os.path.join(d, "mask") + "/",
-            bbox_proposal_dir=os.path.join(d, "referit_edgeboxes_top100") + "/",
-            trainval_query_file=os.path.join(d, "referit_query_trainval.json"),
-            test_query_file=os.path.join(d, "referit_query_test.json"),
-            bbox_file=os.path.join(d, "referit_bbox.json"),
-            imcrop_file=os.path.join(d, "referit_imcrop.json"),
-            imsize_file=os.path.join(d, "referit_imsize.json"),
-            vocab_file=os.path.join(d, "vocabulary_referit.txt"),
-            convnet_params=os.path.join(d, "vgg_params_colour.npz"))
-    d = settings.data_dir
+        image_dir, mask_dir = os.path.join(d, "images") + "/", os.path.join(d, "mask") + "/"
+        convnet_params = os.path.join(d, "vgg_params_colour.npz")
+    else:
+        d = settings.data_dir
+        image_dir, mask_dir = settings.image_dir, settings.mask_dir
+        convnet_params = settings.convnet_params
     return dict(
-        image_dir=settings.image_dir, mask_dir=settings.mask_dir,
+        image_dir=image_dir, mask_dir=mask_dir, convnet_params=convnet_params,
         bbox_proposal_dir=os.path.join(d, "referit_edgeboxes_top100") + "/",
         trainval_query_file=os.path.join(d, "referit_query_trainval.json"),
         test_query_file=os.path.join(d, "referit_query_test.json"),
         bbox_file=os.path.join(d, "referit_bbox.json"),
         imcrop_file=os.path.join(d, "referit_imcrop.json"),
         imsize_file=os.path.join(d, "referit_imsize.json"),
-        vocab_file=os.path.join(d, "vocabulary_referit.txt"),
-        convnet_params=settings.convnet_params)
+        vocab_file=os.path.join(d, "vocabulary_referit.txt"))
 
 
 def _num_vocab(vocab_file):

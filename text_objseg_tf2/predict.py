@@ -20,6 +20,8 @@ import weakref
 import numpy as np
 from absl import app, flags
 
+from text_objseg_tf2 import flags as shared_flags
+
 DEFAULT_MODEL = "./exp-referit/tfmodel/referit_fc8_seg_highres_iter_18000.tfmodel"
 DEFAULT_VOCAB = "./exp-referit/data/vocabulary_referit.txt"
 
@@ -197,8 +199,8 @@ def define_flags(flag_values=None):
     flags.DEFINE_integer("input_W", 512, "Network input width (a multiple of 32).",
                          flag_values=fv)
     flags.DEFINE_float("score_thresh", 1e-9, "Scores >= this are in the mask.", flag_values=fv)
-    flags.DEFINE_string("gpu_id", None, "GPU to use (sets CUDA_VISIBLE_DEVICES).",
-                        flag_values=fv)
+    shared_flags.define_gpu_flag(fv)
+    flags.adopt_module_key_flags(shared_flags, flag_values=fv)  # list it in --help
     for name in ("image", "query"):
         flags.mark_flag_as_required(name, flag_values=fv)
 
@@ -207,8 +209,7 @@ def main(argv, flag_values=None):
     fv = flag_values if flag_values is not None else flags.FLAGS
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if fv.gpu_id is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(fv.gpu_id)
+    shared_flags.apply_gpu_flag(fv.gpu_id)
     from text_objseg_tf2.util import io, text_processing
 
     try:
